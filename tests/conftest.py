@@ -18,7 +18,11 @@ from devstack.redis_cluster import RedisClusterRunner
 REPO = Path(__file__).resolve().parents[1]
 SPEECH_DIR = Path(os.environ.get("VOXRELAY_SPEECH_DIR", REPO.parent / "shared" / "speech" / "dev"))
 TEST_REDIS_PORT = int(os.environ.get("VOXRELAY_TEST_REDIS_PORT", "7600"))
-TEST_NETNS = NetnsSpec(name="vrtest", subnet="10.213.50.0/24", host_if="vrth0", ns_if="vrtn0")
+# Several test runs may share a machine: each index gets its own namespace, subnet and ports.
+_IDX = int(os.environ.get("VOXRELAY_TEST_NETNS_INDEX", "0"))
+TEST_NETNS = NetnsSpec(
+    name=f"vrtest{_IDX}", subnet=f"10.213.{50 + _IDX}.0/24", host_if=f"vrth{_IDX}", ns_if=f"vrtn{_IDX}"
+)
 
 
 @pytest.fixture(scope="session")
