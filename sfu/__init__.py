@@ -1,0 +1,1 @@
+"""VoxRelay SFU tier: the agent that drives one Janus VideoRoom node from Redis commands."""
