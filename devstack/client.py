@@ -46,8 +46,10 @@ def load_audio(path: Path | str, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     resampler = av.AudioResampler(format="s16", layout="mono", rate=sample_rate)
     chunks: list[np.ndarray] = []
     with av.open(str(path)) as container:
-        stream = next(s for s in container.streams if s.type == "audio")
-        for frame in container.decode(stream):
+        if not container.streams.audio:
+            raise ValueError(f"{path} has no audio stream")
+        for frame in container.decode(audio=0):
+            assert isinstance(frame, av.AudioFrame)
             for out in resampler.resample(frame):
                 chunks.append(out.to_ndarray().reshape(-1))
         for out in resampler.resample(None):
@@ -262,4 +264,3 @@ async def stream_pcm(
         assert track.ended_at is not None
         latency = time.monotonic() - track.ended_at
         return StreamResult(list(client.finals), track.duration_s, latency)
-

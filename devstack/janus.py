@@ -39,6 +39,7 @@ def render_configs(
     ws_port: int,
     ice_interface: str,
     admin_key: str,
+    local_ip: str | None = None,
     rtp_port_range: str = "20000-20999",
     nat_1_1: str | None = None,
     debug_level: int = 4,
@@ -55,6 +56,7 @@ def render_configs(
         "loggers_folder": str(lib_dir / "loggers"),
         "debug_level": str(debug_level),
         "server_name": "voxrelay-sfu",
+        "interface": local_ip or ws_ip,
         "rtp_port_range": rtp_port_range,
         "ice_enforce_list": ice_interface,
         "nat_1_1_line": f'nat_1_1_mapping = "{nat_1_1}"' if nat_1_1 else "",
@@ -128,6 +130,7 @@ class JanusRunner:
             ws_port=self.ws_port,
             ice_interface=self.netns.ns_if,
             admin_key=self.admin_key,
+            local_ip=self.netns.ns_ip,
             rtp_port_range=self.rtp_port_range,
             debug_level=self.debug_level,
         )
@@ -137,9 +140,7 @@ class JanusRunner:
             "--disable-colors", "--debug-timestamps",
         ]  # fmt: skip
         # `ip netns exec` execs janus in place, so the child's pid (and group) is Janus itself.
-        self.child = spawn(
-            f"janus-{self.ws_port}", argv, self.log_dir, stop_signal=signal.SIGINT
-        )
+        self.child = spawn(f"janus-{self.ws_port}", argv, self.log_dir, stop_signal=signal.SIGINT)
         wait_until(
             lambda: janus_answers(self.ws_url),
             timeout=timeout,

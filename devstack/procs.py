@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -37,17 +38,13 @@ class Child:
 
     def stop(self, timeout: float = 10.0) -> None:
         if self.alive():
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.popen.pid, self.stop_signal)
-            except ProcessLookupError:
-                pass
             try:
                 self.popen.wait(timeout)
             except subprocess.TimeoutExpired:
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.killpg(self.popen.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
                 self.popen.wait(5)
         if self._log_file is not None:
             self._log_file.close()  # type: ignore[attr-defined]
@@ -86,12 +83,13 @@ def wait_until(
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if child is not None and not child.alive():
-            raise StackError(f"{what}: {child.name} exited ({child.popen.returncode})\n"
-                             f"{child.tail()}")
+            raise StackError(
+                f"{what}: {child.name} exited ({child.popen.returncode})\n{child.tail()}"
+            )
         try:
             if check():
                 return
-        except Exception:  # noqa: BLE001 - any failure means "not yet"
+        except Exception:  # any failure means "not yet"
             pass
         time.sleep(0.1)
     tail = f"\n{child.tail()}" if child is not None else ""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import shutil
 import subprocess
 from pathlib import Path
@@ -46,8 +47,12 @@ class RedisClusterRunner:
             )  # fmt: skip
             self.children.append(child)
         for port, child in zip(self.ports, self.children, strict=True):
-            wait_until(lambda p=port: port_open("127.0.0.1", p), timeout=10,
-                       what=f"redis {port}", child=child)
+            wait_until(
+                functools.partial(port_open, "127.0.0.1", port),
+                timeout=10,
+                what=f"redis {port}",
+                child=child,
+            )
         subprocess.run(
             [cli, "--cluster", "create", *[f"127.0.0.1:{p}" for p in self.ports],
              "--cluster-replicas", "1", "--cluster-yes"],

@@ -115,8 +115,13 @@ class LocalStack:
         }
 
     def _python(self, name: str, module: str, *args: str) -> Child:
-        child = spawn(name, [sys.executable, "-m", module, *args], self.settings.log_dir,
-                      env=self.child_env(), cwd=REPO)
+        child = spawn(
+            name,
+            [sys.executable, "-m", module, *args],
+            self.settings.log_dir,
+            env=self.child_env(),
+            cwd=REPO,
+        )
         self.children.append(child)
         return child
 
@@ -130,17 +135,27 @@ class LocalStack:
         try:
             t0 = time.monotonic()
             self.netns.create()
-            log.info("network namespace %s: host %s, sfu %s",
-                     s.netns.name, s.netns.host_ip, s.netns.ns_ip)
+            log.info(
+                "network namespace %s: host %s, sfu %s",
+                s.netns.name,
+                s.netns.host_ip,
+                s.netns.ns_ip,
+            )
             self.redis.start()
-            log.info("redis cluster up on 127.0.0.1:%d-%d", self.redis.ports[0],
-                     self.redis.ports[-1])
+            log.info(
+                "redis cluster up on 127.0.0.1:%d-%d", self.redis.ports[0], self.redis.ports[-1]
+            )
             self.janus.start()
             log.info("janus up in %s at %s:%d", s.netns.name, s.netns.ns_ip, s.janus_ws_port)
-            gateway = self._python("gateway", "devstack.gateway",
-                                   "--host", "127.0.0.1", "--port", str(s.gateway_port))
-            wait_until(lambda: port_open("127.0.0.1", s.gateway_port), timeout=30,
-                       what="gateway", child=gateway)
+            gateway = self._python(
+                "gateway", "devstack.gateway", "--host", "127.0.0.1", "--port", str(s.gateway_port)
+            )
+            wait_until(
+                lambda: port_open("127.0.0.1", s.gateway_port),
+                timeout=30,
+                what="gateway",
+                child=gateway,
+            )
             log.info("gateway up: %s (ws /ws, @connections, /v1)", s.api_url)
             asr = self._python("asr-worker", "gpu_service")
             sfu = self._python("sfu-agent", "sfu")
@@ -156,14 +171,19 @@ class LocalStack:
 
         client = connect_sync(self.redis.url)
         try:
-            wait_until(lambda: client.zscore(zset, member) is not None, timeout=90,
-                       what=f"{what} registered", child=child)
+            wait_until(
+                lambda: client.zscore(zset, member) is not None,
+                timeout=90,
+                what=f"{what} registered",
+                child=child,
+            )
         finally:
             client.close()
 
     def check(self) -> None:
         """Raise :class:`StackError` naming the first child that died."""
-        for child in [*self.children, *self.redis.children, *self.janus.children]:
+        janus = [self.janus.child] if self.janus.child is not None else []
+        for child in [*self.children, *self.redis.children, *janus]:
             if not child.alive():
                 raise StackError(
                     f"{child.name} exited with code {child.popen.returncode}; "

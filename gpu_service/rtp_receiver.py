@@ -14,6 +14,7 @@ import binascii
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import cast
 
 import pylibsrtp
 from aiortc.rtp import RtpPacket
@@ -169,8 +170,8 @@ class RtpReceiver(asyncio.DatagramProtocol):
         self._ssrc: int | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.DatagramTransport)
-        self.transport = transport
+        # The selector loop's datagram transport is not a DatagramTransport subclass: cast.
+        self.transport = cast(asyncio.DatagramTransport, transport)
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         self.stats.datagrams += 1

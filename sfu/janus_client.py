@@ -27,6 +27,13 @@ log = logging.getLogger(__name__)
 VIDEOROOM = "janus.plugin.videoroom"
 #: Pseudo-event queued on every handle when the WebSocket to Janus is gone.
 CONNECTION_LOST = "connection_lost"
+#: Request body fields that must never appear in logs.
+SECRET_FIELDS = frozenset({"admin_key", "secret", "pin", "srtp_crypto", "new_secret"})
+
+
+def redact(body: dict[str, Any]) -> dict[str, Any]:
+    """A copy of a request body safe to log."""
+    return {k: ("***" if k in SECRET_FIELDS else v) for k, v in body.items()}
 
 
 class JanusError(SfuError):
@@ -60,27 +67,28 @@ class JanusHandle:
         self.events: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
 
     async def message(
-        self, body: dict[str, Any], jsep: dict[str, Any] | None = None, *, timeout: float = 10.0
+        self, body: dict[str, Any], jsep: dict[str, Any] | None = None, *, wait_s: float = 10.0
     ) -> tuple[dict[str, Any], dict[str, Any] | None]:
         """Send a plugin request; returns (plugin data, jsep). Waits through Janus's ``ack``
         for asynchronous requests (join, configure...)."""
+        log.debug("janus handle %s <- %s", self.id, redact(body))
         payload: dict[str, Any] = {"janus": "message", "handle_id": self.id, "body": body}
         if jsep is not None:
             payload["jsep"] = jsep
-        reply = await self.session.request(payload, ack_is_final=False, timeout=timeout)
+        reply = await self.session.request(payload, ack_is_final=False, wait_s=wait_s)
         return check_reply(reply), reply.get("jsep")
 
     async def trickle(self, candidate: dict[str, Any] | None) -> None:
         """Pass a client candidate on; ``None`` means the client finished gathering."""
-        await self.session.request(
+        check_reply(await self.session.request(
             {"janus": "trickle", "handle_id": self.id,
              "candidate": candidate if candidate is not None else {"completed": True}},
             ack_is_final=True,
-        )  # fmt: skip
+        ))  # fmt: skip
 
     async def detach(self) -> None:
         try:
-            await self.session.request({"janus": "detach", "handle_id": self.id})
+            check_reply(await self.session.request({"janus": "detach", "handle_id": self.id}))
         finally:
             self.session.handles.pop(self.id, None)
 
@@ -109,18 +117,19 @@ class JanusSession:
                 url, subprotocols=["janus-protocol"],  # type: ignore[list-item]
                 open_timeout=open_timeout, max_size=2**22, ping_interval=None,
             )  # fmt: skip
-        except (OSError, asyncio.TimeoutError, websockets.WebSocketException) as exc:
+        except (TimeoutError, OSError, websockets.WebSocketException) as exc:
             raise SfuError(f"cannot reach Janus at {url}: {exc}") from exc
-        self = cls(ws, keepalive_s)
-        self._tasks.append(asyncio.create_task(self._read_loop(), name="janus-reader"))
+        session = cls(ws, keepalive_s)
+        session._tasks.append(asyncio.create_task(session._read_loop(), name="janus-reader"))
         try:
-            reply = await self.request({"janus": "create"})
+            session.id = int(check_reply(await session.request({"janus": "create"}))["id"])
         except BaseException:
-            await self.close()
+            await session.close()
             raise
-        self.id = int(check_reply(reply)["id"])
-        self._tasks.append(asyncio.create_task(self._keepalive_loop(), name="janus-keepalive"))
-        return self
+        session._tasks.append(
+            asyncio.create_task(session._keepalive_loop(), name="janus-keepalive")
+        )
+        return session
 
     async def attach(self, plugin: str = VIDEOROOM) -> JanusHandle:
         reply = await self.request({"janus": "attach", "plugin": plugin})
@@ -129,7 +138,7 @@ class JanusSession:
         return handle
 
     async def request(
-        self, payload: dict[str, Any], *, ack_is_final: bool = True, timeout: float = 10.0
+        self, payload: dict[str, Any], *, ack_is_final: bool = True, wait_s: float = 10.0
     ) -> dict[str, Any]:
         """Send one request and wait for its reply (``success``, ``error``, ``event``, or
         ``ack`` when ``ack_is_final``). Janus ``error`` replies are returned, not raised."""
@@ -143,11 +152,11 @@ class JanusSession:
         self._pending[tx] = (future, ack_is_final)
         try:
             await self._ws.send(json.dumps(message))
-            return await asyncio.wait_for(future, timeout)
+            return await asyncio.wait_for(future, wait_s)
         except websockets.ConnectionClosed as exc:
             raise SfuError("the connection to Janus is closed") from exc
-        except asyncio.TimeoutError as exc:
-            raise SfuError(f"Janus did not answer {payload.get('janus')!r} in {timeout}s") from exc
+        except TimeoutError as exc:
+            raise SfuError(f"Janus did not answer {payload.get('janus')!r} in {wait_s}s") from exc
         finally:
             self._pending.pop(tx, None)
 
@@ -202,7 +211,7 @@ class JanusSession:
         while not self.closed.is_set():
             await asyncio.sleep(self._keepalive_s)
             try:
-                await self.request({"janus": "keepalive"}, timeout=self._keepalive_s)
+                await self.request({"janus": "keepalive"}, wait_s=self._keepalive_s)
             except SfuError as exc:
                 log.warning("janus keepalive failed: %s", exc)
 
@@ -210,7 +219,7 @@ class JanusSession:
         """Destroy the Janus session (best effort) and close the WebSocket."""
         if not self.closed.is_set() and self.id is not None:
             with contextlib.suppress(SfuError):
-                await self.request({"janus": "destroy"}, timeout=2.0)
+                await self.request({"janus": "destroy"}, wait_s=2.0)
         await self._ws.close()
         for task in self._tasks:
             task.cancel()

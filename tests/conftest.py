@@ -21,7 +21,10 @@ TEST_REDIS_PORT = int(os.environ.get("VOXRELAY_TEST_REDIS_PORT", "7600"))
 # Several test runs may share a machine: each index gets its own namespace, subnet and ports.
 _IDX = int(os.environ.get("VOXRELAY_TEST_NETNS_INDEX", "0"))
 TEST_NETNS = NetnsSpec(
-    name=f"vrtest{_IDX}", subnet=f"10.213.{50 + _IDX}.0/24", host_if=f"vrth{_IDX}", ns_if=f"vrtn{_IDX}"
+    name=f"vrtest{_IDX}",
+    subnet=f"10.213.{50 + _IDX}.0/24",
+    host_if=f"vrth{_IDX}",
+    ns_if=f"vrtn{_IDX}",
 )
 
 

@@ -29,16 +29,15 @@ class ConnectionPoster:
             "apigatewaymanagementapi",
             endpoint_url=endpoint_url,
             region_name=region,
-            config=Config(retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=2,
-                          read_timeout=5),
+            config=Config(
+                retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=2, read_timeout=5
+            ),
         )
 
     def post(self, connection_id: str, message: BaseModel) -> bool:
         """Post one message; ``False`` when the connection no longer exists (410 Gone)."""
         try:
-            self._client.post_to_connection(
-                ConnectionId=connection_id, Data=dump(message).encode()
-            )
+            self._client.post_to_connection(ConnectionId=connection_id, Data=dump(message).encode())
             return True
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") in ("GoneException", "410"):

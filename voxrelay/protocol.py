@@ -292,11 +292,7 @@ def parse_client_message(raw: str | bytes | None) -> Join | Offer | Candidate | 
             f"unknown action {action[:40]!r}; expected one of {sorted(CLIENT_ACTIONS)}",
             code=ErrorCode.UNKNOWN_ACTION,
         )
-    if (
-        action == "offer"
-        and isinstance(data.get("sdp"), str)
-        and len(data["sdp"]) > MAX_SDP_CHARS
-    ):
+    if action == "offer" and isinstance(data.get("sdp"), str) and len(data["sdp"]) > MAX_SDP_CHARS:
         raise ProtocolError(
             f"sdp is {len(data['sdp'])} characters, the limit is {MAX_SDP_CHARS}",
             code=ErrorCode.PAYLOAD_TOO_LARGE,
@@ -373,7 +369,13 @@ def json_schema() -> dict[str, Any]:
             "ServerMessage": {
                 "discriminator": "type",
                 "members": [
-                    "Joined", "Answer", "ServerCandidate", "Final", "Stopped", "Pong", "Error",
+                    "Joined",
+                    "Answer",
+                    "ServerCandidate",
+                    "Final",
+                    "Stopped",
+                    "Pong",
+                    "Error",
                 ],
             },
             "SfuCommand": {"discriminator": "type", "members": ["Publish", "Trickle", "Unpublish"]},

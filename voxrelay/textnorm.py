@@ -62,22 +62,20 @@ def _spell_number(match: re.Match[str]) -> str:
     token = match.group(0).replace(",", "")
     if "." in token:
         whole, frac = token.split(".", 1)
-        return f"{number_to_words(int(whole or 0))} point " + " ".join(
-            _ONES[int(d)] for d in frac
-        )
+        return f"{number_to_words(int(whole or 0))} point " + " ".join(_ONES[int(d)] for d in frac)
     return number_to_words(int(token))
 
 
 def normalize(text: str) -> str:
     """Lowercase, expand contractions, abbreviations and numbers; drop punctuation."""
-    text = text.lower().replace("’", "'")
+    text = text.lower().replace("\u2019", "'")
     text = re.sub(r"(\d)%", r"\1 percent", text)
     text = re.sub(r"\$(\d[\d,]*(?:\.\d+)?)", r"\1 dollars", text)
     text = re.sub(r"(?<![\w.])\d[\d,]*(?:\.\d+)?", _spell_number, text)
     text = re.sub(r"(\d)(st|nd|rd|th)\b", r"\1", text)
     for short, full in _CONTRACTIONS.items():
         text = text.replace(short, full)
-    text = re.sub(r"[-–—/]", " ", text)
+    text = re.sub("[-\u2013\u2014/]", " ", text)
     text = re.sub(r"[^\w\s']", " ", text)
     text = text.replace("'", "")
     words = [_ABBREVIATIONS.get(w, w) for w in text.split()]

@@ -100,15 +100,19 @@ class RedisSessionStore:
         return SessionState(publisher_connection=publisher or None, sfu_node=node or None)
 
     def claim_publisher(self, session_id: str, connection_id: str, sfu_node: str) -> bool:
-        result = int(self._claim(keys=[keys.session(session_id)],
-                                 args=[connection_id, sfu_node, keys.SESSION_TTL_S]))
+        result = int(
+            self._claim(
+                keys=[keys.session(session_id)], args=[connection_id, sfu_node, keys.SESSION_TTL_S]
+            )
+        )
         if result < 0:
             raise VoxRelayError("session not found", code=ErrorCode.SESSION_NOT_FOUND)
         return result == 1
 
     def release_publisher(self, session_id: str, connection_id: str) -> str | None:
-        node = self._release(keys=[keys.session(session_id)],
-                             args=[connection_id, keys.SESSION_TTL_S])
+        node = self._release(
+            keys=[keys.session(session_id)], args=[connection_id, keys.SESSION_TTL_S]
+        )
         return str(node) if node else None
 
     def remove_connection(self, connection_id: str, session_id: str) -> None:

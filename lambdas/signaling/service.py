@@ -140,18 +140,22 @@ class SignalingService:
         sid = record.session_id
         self._require_joined(record)
         if self._store.session_state(sid).publisher_connection is not None:
-            raise VoxRelayError("the session is already publishing",
-                                code=ErrorCode.ALREADY_PUBLISHING)
+            raise VoxRelayError(
+                "the session is already publishing", code=ErrorCode.ALREADY_PUBLISHING
+            )
         node = self._dispatcher.pick_node()
         if node is None:
             raise CapacityError("no SFU node is available", code=ErrorCode.NO_SFU_AVAILABLE)
         # The claim is atomic: two racing offers (Lambda runs frames concurrently) get one winner.
         if not self._store.claim_publisher(sid, cid, node):
-            raise VoxRelayError("the session is already publishing",
-                                code=ErrorCode.ALREADY_PUBLISHING)
+            raise VoxRelayError(
+                "the session is already publishing", code=ErrorCode.ALREADY_PUBLISHING
+            )
         try:
-            self._dispatcher.send(node, Publish(session_id=sid, connection_id=cid, sdp=msg.sdp,
-                                                request_id=msg.request_id))
+            self._dispatcher.send(
+                node,
+                Publish(session_id=sid, connection_id=cid, sdp=msg.sdp, request_id=msg.request_id),
+            )
         except Exception:
             self._store.release_publisher(sid, cid)
             raise
@@ -160,8 +164,10 @@ class SignalingService:
         self._require_joined(record)
         state = self._store.session_state(record.session_id)
         if state.publisher_connection != cid or state.sfu_node is None:
-            raise VoxRelayError("send an offer on this connection before candidates",
-                                code=ErrorCode.VALIDATION_ERROR)
+            raise VoxRelayError(
+                "send an offer on this connection before candidates",
+                code=ErrorCode.VALIDATION_ERROR,
+            )
         self._dispatcher.send(state.sfu_node, Trickle(
             session_id=record.session_id, connection_id=cid, candidate=msg.candidate,
             sdp_mid=msg.sdp_mid, sdp_mline_index=msg.sdp_mline_index,

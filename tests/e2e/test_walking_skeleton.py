@@ -27,8 +27,11 @@ CONCURRENCY = 2
 
 
 def english_clips(speech_dir: Path) -> list[dict[str, str]]:
-    rows = [json.loads(line) for line in (speech_dir / "manifest.jsonl").read_text().splitlines()
-            if line.strip()]
+    rows = [
+        json.loads(line)
+        for line in (speech_dir / "manifest.jsonl").read_text().splitlines()
+        if line.strip()
+    ]
     return [r for r in rows if r.get("lang", "en") == "en"]
 
 

@@ -55,8 +55,10 @@ def test_each_action_parses_to_its_model() -> None:
         ('{"action": "offer", "sdp": 42}', ErrorCode.VALIDATION_ERROR),
         ('{"action": "offer", "sdp": ""}', ErrorCode.VALIDATION_ERROR),
         ('{"action": "join", "extra": 1}', ErrorCode.VALIDATION_ERROR),
-        ('{"action": "candidate", "candidate": "c", "sdp_mline_index": -1}',
-         ErrorCode.VALIDATION_ERROR),
+        (
+            '{"action": "candidate", "candidate": "c", "sdp_mline_index": -1}',
+            ErrorCode.VALIDATION_ERROR,
+        ),
     ],
 )
 def test_bad_input_gets_a_typed_error(raw: str | bytes | None, code: ErrorCode) -> None:
@@ -84,8 +86,7 @@ def test_error_message_echoes_request_id_and_hides_internals() -> None:
 
 
 def test_server_and_internal_messages_round_trip() -> None:
-    final = Final(session_id="sess-0001", seq=3, segment_id="s3", text="hi", start_s=0.5,
-                  end_s=1.0)
+    final = Final(session_id="sess-0001", seq=3, segment_id="s3", text="hi", start_s=0.5, end_s=1.0)
     assert parse_server_message(protocol.dump(final)) == final
     pub = Publish(session_id="sess-0001", connection_id="c1", sdp="v=0")
     assert parse_sfu_command(protocol.dump(pub)) == pub

@@ -9,9 +9,15 @@ from voxrelay.textnorm import normalize, number_to_words, wer
 
 @pytest.mark.parametrize(
     ("n", "words"),
-    [(0, "zero"), (13, "thirteen"), (40, "forty"), (21, "twenty one"),
-     (105, "one hundred five"), (2026, "two thousand twenty six"),
-     (3_000_000, "three million")],
+    [
+        (0, "zero"),
+        (13, "thirteen"),
+        (40, "forty"),
+        (21, "twenty one"),
+        (105, "one hundred five"),
+        (2026, "two thousand twenty six"),
+        (3_000_000, "three million"),
+    ],
 )
 def test_number_to_words(n: int, words: str) -> None:
     assert number_to_words(n) == words
