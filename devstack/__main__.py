@@ -68,6 +68,7 @@ async def _stream(api_url: str, pcm: np.ndarray) -> tuple[str, float]:
 
 def demo(file: str | None) -> int:
     from devstack.client import load_audio
+    from voxrelay.ice import restrict_host_addresses
     from voxrelay.textnorm import wer
 
     with tempfile.TemporaryDirectory(prefix="voxrelay-demo-") as tmp:
@@ -82,6 +83,8 @@ def demo(file: str | None) -> int:
             )
         print("starting the local stack (Redis Cluster, Janus, gateway, SFU agent, ASR worker)")
         with LocalStack() as stack:
+            # This process plays the phone: its only ICE candidate is the host end of the veth.
+            restrict_host_addresses([stack.settings.netns.host_ip])
             print(f"stack ready; streaming over WebRTC to {stack.api_url}")
             text, latency = asyncio.run(_stream(stack.api_url, pcm))
             stack.check()
@@ -104,6 +107,8 @@ def main(argv: list[str] | None = None) -> int:
     demo_p.add_argument("--file", help="any audio file PyAV reads (default: espeak-ng speech)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    for noisy in ("aioice", "aiortc", "httpx", "websockets"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         if args.command == "demo":
             return demo(args.file)
