@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 import pytest
 import pytest_asyncio
 
@@ -280,10 +281,13 @@ async def test_asr_http_endpoints(worker: AsrWorker) -> None:
         health = await client.get("/healthz")
         assert health.status_code == 200
         assert health.json()["model_loaded"] is True and health.json()["redis_ok"] is True
-        streams = (await client.get("/v1/streams")).json()
-        assert streams["worker_id"] == worker.worker_id
-        assert streams["queue_depth"] == 0 and streams["streams"] == []
-        assert streams["transcriptions"] >= 1
+        before = (await client.get("/v1/streams")).json()
+        assert before["worker_id"] == worker.worker_id
+        assert before["queue_depth"] == 0 and before["streams"] == []
+        # One job through the shared scheduler shows up in the counters.
+        await worker.scheduler.transcribe(np.zeros(16_000, dtype=np.float32))
+        after = (await client.get("/v1/streams")).json()
+        assert after["transcriptions"] == before["transcriptions"] + 1
 
 
 @pytest.mark.asyncio(loop_scope="session")
