@@ -60,6 +60,11 @@ class DevstackSettings(BaseSettings):
         return f"http://127.0.0.1:{self.gateway_port}"
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    # SIGTERM takes the same clean path as Ctrl-C.
+    raise KeyboardInterrupt
+
+
 class LocalStack:
     """Starts, watches and stops the local stack (context manager)."""
 
@@ -192,7 +197,7 @@ class LocalStack:
 
     def run_forever(self) -> None:
         """Watch the children until Ctrl-C/SIGTERM or until one dies."""
-        signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+        signal.signal(signal.SIGTERM, _interrupt)
         while True:
             self.check()
             time.sleep(0.5)
