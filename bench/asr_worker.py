@@ -38,10 +38,10 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from devstack.connections_recorder import ConnectionsRecorder  # noqa: E402
 from devstack.procs import wait_until  # noqa: E402
 from devstack.redis_cluster import RedisClusterRunner  # noqa: E402
-from gpu_service.harness import (  # noqa: E402
-    ConnectionsRecorder,
+from devstack.rtp_tools import (  # noqa: E402
     RtpSender,
     encode_opus,
     load_wav,

@@ -6,6 +6,7 @@ asyncio services call :meth:`ConnectionPoster.post` through ``asyncio.to_thread`
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -53,26 +54,14 @@ class ConnectionPoster:
                 raise
 
 
-def broadcast(redis: Any, poster: ConnectionPoster, session_id: str, message: BaseModel) -> int:
-    """Post ``message`` to every connection of a session (blocking Redis client).
-
-    Connections that are gone are dropped from the session. Returns how many received it.
-    """
-    delivered = 0
-    members_key = keys.session_connections(session_id)
-    for connection_id in sorted(redis.smembers(members_key)):
-        if poster.post(connection_id, message):
-            delivered += 1
-        else:
-            log.info("connection gone, dropping it", extra={"connection_id": connection_id})
-            redis.srem(members_key, connection_id)
-    return delivered
-
-
 async def broadcast_async(
     redis: Any, poster: ConnectionPoster, session_id: str, message: BaseModel
 ) -> int:
-    """:func:`broadcast` for an asyncio Redis client; posts run in a worker thread."""
+    """Post ``message`` to every connection of a session (asyncio Redis client).
+
+    Posts run in a worker thread (boto3 blocks). Connections that are gone are dropped from the
+    session. Returns how many received the message.
+    """
     import asyncio
 
     delivered = 0

@@ -26,15 +26,15 @@ import numpy as np
 import pytest
 import pytest_asyncio
 
-from gpu_service.app import create_app
-from gpu_service.harness import (
-    ConnectionsRecorder,
+from devstack.connections_recorder import ConnectionsRecorder
+from devstack.rtp_tools import (
     RtpSender,
     encode_opus,
     load_wav,
     opus_rtp_packets,
     srtp_protect,
 )
+from gpu_service.app import create_app
 from gpu_service.settings import AsrSettings
 from gpu_service.worker import AsrWorker
 from voxrelay import keys, registry

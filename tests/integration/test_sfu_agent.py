@@ -23,12 +23,12 @@ from aiortc.contrib.media import MediaPlayer
 from aiortc.rtp import RtpPacket
 from pydantic import SecretStr
 
+from devstack.connections_recorder import ConnectionsRecorder
 from devstack.janus import JanusRunner
 from devstack.netns import NetnsSpec
 from sfu.agent import SfuAgent
 from sfu.janus_client import JanusSession
 from sfu.settings import SfuSettings
-from tests.integration.conftest import ConnectionsApi
 from voxrelay import keys, registry
 from voxrelay.ice import restrict_host_addresses
 from voxrelay.protocol import Publish, Unpublish, dump, parse_asr_command
@@ -50,7 +50,7 @@ async def redis(redis_url: str) -> AsyncIterator[Any]:
 
 @pytest.fixture
 async def start_agent(
-    janus: JanusRunner, redis_url: str, connections_api: ConnectionsApi
+    janus: JanusRunner, redis_url: str, connections_api: ConnectionsRecorder
 ) -> AsyncIterator[AgentFactory]:
     """Starts agents (each with its own node id) in this event loop; drains them afterwards."""
     running: list[tuple[SfuAgent, asyncio.Task[None]]] = []
@@ -106,7 +106,7 @@ async def new_publisher(speech_dir: Path) -> RTCPeerConnection:
     return pc
 
 
-async def new_session(redis: Any, api: ConnectionsApi) -> tuple[str, str]:
+async def new_session(redis: Any, api: ConnectionsRecorder) -> tuple[str, str]:
     session_id = f"sess{secrets.token_hex(6)}"
     connection_id = f"conn{secrets.token_hex(6)}="
     api.add(connection_id)
@@ -163,7 +163,7 @@ async def worker(redis: Any, netns: NetnsSpec) -> AsyncIterator[tuple[str, int, 
 
 
 async def test_publish_forwards_authenticated_opus_then_unpublish(
-    start_agent: AgentFactory, redis: Any, connections_api: ConnectionsApi, netns: NetnsSpec,
+    start_agent: AgentFactory, redis: Any, connections_api: ConnectionsRecorder, netns: NetnsSpec,
     janus: JanusRunner, speech_dir: Path, worker: tuple[str, int, SrtpReceiver],
 ) -> None:  # fmt: skip
     worker_id, port, receiver = worker
@@ -184,7 +184,7 @@ async def test_publish_forwards_authenticated_opus_then_unpublish(
                 request_id="r1",
             ),
         )
-        answer = await connections_api.wait_for(conn, "answer")
+        answer = await connections_api.wait_message(conn, "answer")
         t_answer = time.monotonic()
         await pc.setRemoteDescription(RTCSessionDescription(answer["sdp"], "answer"))
 
@@ -217,8 +217,8 @@ async def test_publish_forwards_authenticated_opus_then_unpublish(
         state = await redis.hgetall(keys.session(session_id))
         assert state["state"] == "stopped" and "room" not in state
         # The worker, not the agent, answers `stopped` when a slot was in use.
-        assert connections_api.messages(conn, "stopped") == []
-        assert connections_api.messages(conn, "error") == []
+        assert connections_api.of_kind(conn, "stopped") == []
+        assert connections_api.of_kind(conn, "error") == []
         print(
             f"\nanswer {1000 * (t_answer - t0):.0f} ms after publish; start_stream "
             f"{1000 * (t_start - t_answer):.0f} ms after the answer; 100 packets "
@@ -230,7 +230,7 @@ async def test_publish_forwards_authenticated_opus_then_unpublish(
 
 
 async def test_without_asr_capacity_the_agent_reports_and_says_stopped(
-    start_agent: AgentFactory, redis: Any, connections_api: ConnectionsApi, netns: NetnsSpec,
+    start_agent: AgentFactory, redis: Any, connections_api: ConnectionsRecorder, netns: NetnsSpec,
     speech_dir: Path,
 ) -> None:  # fmt: skip
     restrict_host_addresses([netns.host_ip])
@@ -244,19 +244,19 @@ async def test_without_asr_capacity_the_agent_reports_and_says_stopped(
             agent,
             Publish(session_id=session_id, connection_id=conn, sdp=pc.localDescription.sdp),
         )
-        answer = await connections_api.wait_for(conn, "answer")
+        answer = await connections_api.wait_message(conn, "answer")
         await pc.setRemoteDescription(RTCSessionDescription(answer["sdp"], "answer"))
-        error = await connections_api.wait_for(conn, "error", within_s=15)
+        error = await connections_api.wait_message(conn, "error", within_s=15)
         assert error["code"] == "no_asr_capacity"
         await send(redis, agent, Unpublish(session_id=session_id))
-        stopped = await connections_api.wait_for(conn, "stopped")
+        stopped = await connections_api.wait_message(conn, "stopped")
         assert stopped == {"type": "stopped", "session_id": session_id, "last_seq": 7}
     finally:
         await pc.close()
 
 
 async def test_bad_commands_are_survived(
-    start_agent: AgentFactory, redis: Any, connections_api: ConnectionsApi, netns: NetnsSpec,
+    start_agent: AgentFactory, redis: Any, connections_api: ConnectionsRecorder, netns: NetnsSpec,
     speech_dir: Path,
 ) -> None:  # fmt: skip
     restrict_host_addresses([netns.host_ip])
@@ -274,9 +274,9 @@ async def test_bad_commands_are_survived(
         await send(redis, agent, Publish(session_id=session_id, connection_id=conn, sdp=sdp,
                                          request_id=request_id))  # fmt: skip
         await wait_until(lambda rid=request_id: _true(any(  # type: ignore[misc]
-            e.get("request_id") == rid for e in connections_api.messages(conn, "error"))),
+            e.get("request_id") == rid for e in connections_api.of_kind(conn, "error"))),
             10, f"error for {request_id}")  # fmt: skip
-    errors = connections_api.messages(conn, "error")
+    errors = connections_api.of_kind(conn, "error")
     assert [e["code"] for e in errors] == ["sfu_error", "sfu_error"], errors
     assert not agent.publishers and await redis.hget(keys.session(session_id), "room") is None
     # The failed publish released signaling's claim, so the client may offer again.
@@ -290,7 +290,7 @@ async def test_bad_commands_are_survived(
             agent,
             Publish(session_id=session_id, connection_id=conn, sdp=pc.localDescription.sdp),
         )
-        await connections_api.wait_for(conn, "answer")
+        await connections_api.wait_message(conn, "answer")
         await send(redis, agent, Unpublish(session_id=session_id, flush=False))
         await wait_until(lambda: _true(not agent.publishers), 10, "unpublished")
     finally:
@@ -305,7 +305,7 @@ async def test_bad_commands_are_survived(
 
 
 async def _publish_and_stream(
-    agent: SfuAgent, redis: Any, api: ConnectionsApi, speech_dir: Path, worker_id: str,
+    agent: SfuAgent, redis: Any, api: ConnectionsRecorder, speech_dir: Path, worker_id: str,
 ) -> tuple[str, str, RTCPeerConnection]:  # fmt: skip
     session_id, conn = await new_session(redis, api)
     pc = await new_publisher(speech_dir)
@@ -314,14 +314,14 @@ async def _publish_and_stream(
         agent,
         Publish(session_id=session_id, connection_id=conn, sdp=pc.localDescription.sdp),
     )
-    answer = await api.wait_for(conn, "answer")
+    answer = await api.wait_message(conn, "answer")
     await pc.setRemoteDescription(RTCSessionDescription(answer["sdp"], "answer"))
     await wait_until(lambda: worker_commands(redis, worker_id), 15, "start_stream")
     return session_id, conn, pc
 
 
 async def test_publisher_hangup_cleans_up(
-    start_agent: AgentFactory, redis: Any, connections_api: ConnectionsApi, netns: NetnsSpec,
+    start_agent: AgentFactory, redis: Any, connections_api: ConnectionsRecorder, netns: NetnsSpec,
     janus: JanusRunner, speech_dir: Path, worker: tuple[str, int, SrtpReceiver],
 ) -> None:  # fmt: skip
     worker_id, _, receiver = worker
@@ -341,7 +341,7 @@ async def test_publisher_hangup_cleans_up(
 
 
 async def test_drain_deregisters_and_unpublishes(
-    start_agent: AgentFactory, redis: Any, connections_api: ConnectionsApi, netns: NetnsSpec,
+    start_agent: AgentFactory, redis: Any, connections_api: ConnectionsRecorder, netns: NetnsSpec,
     janus: JanusRunner, speech_dir: Path, worker: tuple[str, int, SrtpReceiver],
 ) -> None:  # fmt: skip
     worker_id, _, _ = worker
@@ -367,7 +367,7 @@ async def test_drain_deregisters_and_unpublishes(
         # The agent stops reading soon after draining; either way nothing is published.
         await asyncio.sleep(0.5)
         assert not agent.publishers
-        assert connections_api.messages(late_conn, "answer") == []
+        assert connections_api.of_kind(late_conn, "answer") == []
     finally:
         await pc.close()
 

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from devstack.connections_recorder import ConnectionsRecorder
 from devstack.janus import JanusRunner
 from devstack.procs import spawn, wait_until
-from tests.integration.conftest import ConnectionsApi
 from voxrelay import keys
 from voxrelay.redis_cluster import connect_sync
 
@@ -20,7 +20,7 @@ pytestmark = pytest.mark.integration
 
 
 def test_agent_process_registers_and_drains_on_sigterm(
-    janus: JanusRunner, redis_url: str, connections_api: ConnectionsApi, run_dir: Path
+    janus: JanusRunner, redis_url: str, connections_api: ConnectionsRecorder, run_dir: Path
 ) -> None:
     node_id = f"sfu-proc-{secrets.token_hex(3)}"
     env = {

@@ -9,8 +9,8 @@ from types import SimpleNamespace
 import numpy as np
 from aiortc.rtp import RtpPacket
 
+from devstack.rtp_tools import encode_opus, load_wav, opus_rtp_packets
 from gpu_service.delivery import split_around_seq
-from gpu_service.harness import encode_opus, load_wav, opus_rtp_packets
 from gpu_service.opus_decode import OpusStreamDecoder, resample_to_16k
 from gpu_service.transcriber import TranscribeOptions, keep_segment
 from gpu_service.vad import StreamingSileroVad

@@ -8,7 +8,7 @@ import os
 import pytest
 from aiortc.rtp import RtpPacket
 
-from gpu_service.harness import opus_rtp_packets, srtp_protect
+from devstack.rtp_tools import opus_rtp_packets, srtp_protect
 from gpu_service.rtp_receiver import (
     JitterBuffer,
     ReleasedPacket,
