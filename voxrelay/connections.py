@@ -62,8 +62,6 @@ async def broadcast_async(
     Posts run in a worker thread (boto3 blocks). Connections that are gone are dropped from the
     session. Returns how many received the message.
     """
-    import asyncio
-
     delivered = 0
     members_key = keys.session_connections(session_id)
     for connection_id in sorted(await redis.smembers(members_key)):
