@@ -33,6 +33,7 @@ import asyncio
 import base64
 import functools
 import logging
+import re
 import secrets
 import sys
 import time
@@ -558,6 +559,17 @@ class _DenialNoise(logging.Filter):
         return "without completing handshake" not in record.getMessage()
 
 
+class _RedactTokens(logging.Filter):
+    # uvicorn logs request paths with their query string; a session token there is a secret.
+    _TOKEN = re.compile(r"(token=)[^&\s\"']+")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "token=" in message:
+            record.msg, record.args = self._TOKEN.sub(r"\1<redacted>", message), ()
+        return True
+
+
 def uvicorn_config(gateway: Gateway, **overrides: Any) -> uvicorn.Config:
     """The uvicorn configuration the gateway runs with (also used by in-process tests)."""
     options: dict[str, Any] = {
@@ -573,6 +585,8 @@ def uvicorn_config(gateway: Gateway, **overrides: Any) -> uvicorn.Config:
     }
     options.update(overrides)
     logging.getLogger("uvicorn.error").addFilter(_DenialNoise())
+    for name in ("uvicorn.error", "uvicorn.access"):
+        logging.getLogger(name).addFilter(_RedactTokens())
     return uvicorn.Config(gateway.app, **options)
 
 

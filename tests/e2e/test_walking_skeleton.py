@@ -42,11 +42,14 @@ async def test_english_clips_transcribed_through_the_full_stack(
     assert len(clips) >= 9
     gate = asyncio.Semaphore(CONCURRENCY)
 
+    finals: list[str] = []
+
     async def one(clip: dict[str, str]) -> str:
         async with gate:
             result = await stream_pcm(stack.api_url, load_audio(speech_dir / clip["audio"]))
         seqs = [f.seq for f in result.finals]
         assert seqs == list(range(1, len(seqs) + 1)), "finals arrive once each, in order"
+        finals.extend(f.text.strip() for f in result.finals)
         return result.text
 
     hyps = await asyncio.gather(*(one(c) for c in clips))
@@ -57,6 +60,11 @@ async def test_english_clips_transcribed_through_the_full_stack(
     print(f"corpus WER {score.wer:.3f} ({score.errors}/{score.ref_words})")
     assert all(hyps), "every clip produced a transcript"
     assert score.wer <= 0.15
+    # Transcripts are the users' words: no log of the stack may hold them.
+    logs = {p.name: p.read_text(errors="replace") for p in stack.settings.log_dir.glob("*.log")}
+    for text in (t for t in finals if len(t) >= 12):
+        for name, content in logs.items():
+            assert text not in content, f"transcript text in {name}"
     stack.check()
 
 
@@ -94,6 +102,11 @@ async def test_bad_messages_get_typed_errors_and_the_session_still_works(
         assert stopped.last_seq == len(client.finals) >= 1
         text = " ".join(f.text for f in client.finals)
         assert wer(["one two three"], [text]).wer <= 0.34, text
+        token = client.session.token if client.session else ""
+    # Secrets stay out of every log of the stack.
+    for log_file in stack.settings.log_dir.glob("*.log"):
+        content = log_file.read_text(errors="replace")
+        assert token not in content, f"session token in {log_file.name}"
 
 
 async def test_a_peer_that_vanishes_mid_stream_releases_its_slot(
