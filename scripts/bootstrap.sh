@@ -8,6 +8,9 @@ APT_PACKAGES=(redis-server redis-tools janus espeak-ng iproute2 python3-venv)
 VENV=${VENV:-.venv}
 PYTHON=${PYTHON:-python3}
 
+# aws-cdk-lib runs on Node.js (jsii): any node >= 18 on PATH will do, else Debian's.
+command -v node >/dev/null 2>&1 || APT_PACKAGES+=(nodejs)
+
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
