@@ -13,7 +13,7 @@ For each English clip of a speech folder (``manifest.jsonl`` format), the worker
 The baseline is ``WhisperModel.transcribe`` of the whole clip (same model and settings); its
 latency is what a batch system adds after the end of speech: the rest of the clip plus the call.
 
-    .venv/bin/python bench/asr_worker.py [SPEECH_DIR] [--streams N] [--redis-port P]
+    .venv/bin/python -m bench.asr_worker [SPEECH_DIR] [--streams N] [--redis-port P]
 """
 
 from __future__ import annotations
@@ -35,25 +35,23 @@ from typing import Any
 import httpx
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from devstack.connections_recorder import ConnectionsRecorder  # noqa: E402
-from devstack.procs import wait_until  # noqa: E402
-from devstack.redis_cluster import RedisClusterRunner  # noqa: E402
-from devstack.rtp_tools import (  # noqa: E402
+from devstack.connections_recorder import ConnectionsRecorder
+from devstack.procs import wait_until
+from devstack.redis_cluster import RedisClusterRunner
+from devstack.rtp_tools import (
     RtpSender,
     encode_opus,
     load_wav,
     opus_rtp_packets,
     silence_opus,
 )
-from gpu_service.opus_decode import resample_to_16k  # noqa: E402
-from voxrelay import keys, registry  # noqa: E402
-from voxrelay.protocol import StartStream, StopStream, dump  # noqa: E402
-from voxrelay.redis_cluster import connect_async  # noqa: E402
-from voxrelay.textnorm import wer  # noqa: E402
+from gpu_service.opus_decode import resample_to_16k
+from voxrelay import keys, registry
+from voxrelay.protocol import StartStream, StopStream, dump
+from voxrelay.redis_cluster import connect_async
+from voxrelay.textnorm import wer
 
+REPO = Path(__file__).resolve().parents[1]
 TRAILING_SILENCE_S = 2.0
 
 

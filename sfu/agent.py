@@ -457,12 +457,19 @@ class SfuAgent:
             await self._broadcast(
                 pub.session_id, Stopped(session_id=pub.session_id, last_seq=last_seq)
             )
-        with contextlib.suppress(Exception):
+        try:
             await self._record(pub.session_id, {"state": "stopped"})
             await self.redis.hdel(keys.session(pub.session_id), "room", "publisher_id")
-            if not by_signaling:
+        except Exception as exc:  # bookkeeping only; it expires with the session
+            log.warning("session %s: could not record the teardown: %s", pub.session_id, exc)
+        if not by_signaling:
+            # Independent of the bookkeeping above: without it the client could never re-offer.
+            try:
                 await self.redis.eval(RELEASE_CLAIM_LUA, 1, keys.session(pub.session_id),
                                       pub.connection_id)  # fmt: skip
+            except Exception as exc:
+                log.warning("session %s: could not release the publisher claim: %s",
+                            pub.session_id, exc)  # fmt: skip
 
     # ---------------------------------------------------------------------------------------
     # Redis and @connections
